@@ -1,0 +1,1 @@
+"""The `enclave` command line: thin wrappers over the pure core."""

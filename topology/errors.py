@@ -1,0 +1,27 @@
+"""Configuration problems, collected and reported together as `enclave:<path>: message`."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One problem with the input, at a config path such as `roles.db.count`."""
+
+    path: str
+    message: str
+
+    def __str__(self) -> str:
+        key = self.path if self.path.startswith(("enclave:", "digitalocean:", "stack")) else f"enclave:{self.path}"
+        return f"{key}: {self.message}"
+
+
+class ConfigError(Exception):
+    """Every problem found in a stack config; raised once, after collecting them all."""
+
+    def __init__(self, problems: list[Problem] | tuple[Problem, ...]):
+        self.problems = tuple(problems)
+        super().__init__(self.report())
+
+    def report(self) -> str:
+        return "\n".join(str(p) for p in self.problems)
