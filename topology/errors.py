@@ -1,4 +1,4 @@
-"""Configuration problems, collected and reported together as `enclave:<path>: message`."""
+"""Configuration problems, collected and reported together as `<config key path>: message`."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -6,14 +6,13 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class Problem:
-    """One problem with the input, at a config path such as `roles.db.count`."""
+    """One problem with the input, at a full config path such as `enclave:roles.db.count`."""
 
     path: str
     message: str
 
     def __str__(self) -> str:
-        key = self.path if self.path.startswith(("enclave:", "digitalocean:", "stack")) else f"enclave:{self.path}"
-        return f"{key}: {self.message}"
+        return f"{self.path}: {self.message}"
 
 
 class ConfigError(Exception):
