@@ -14,6 +14,8 @@ from topology.errors import ConfigError
 # Registry of sub-command modules (module path under enclave_cli); order is the help order.
 COMMAND_MODULES = (
     "enclave_cli.render_cmd",
+    "enclave_cli.ssh_config_cmd",
+    "enclave_cli.evaluate_cmd",
 )
 
 
