@@ -66,7 +66,10 @@ _PROTO_MODULE = {6: "tcp", 17: "udp", 1: "icmp", 58: "icmp6"}
 _WELL_KNOWN_PORTS = {"ssh": 22, "http": 80, "https": 443, "smtp": 25, "domain": 53, "ftp": 21,
                      "mysql": 3306, "postgresql": 5432, "ntp": 123, "submission": 587}
 _COUNTERS = re.compile(r"^\[\d+:\d+\]\s*")
-_SYNTAX_LINE = re.compile(r"^\s*(\[\d+:\d+\]\s*)?(\*[A-Za-z]+\s*$|:\S+\s+\S+|COMMIT\s*$|-[AINP]\s+\S+)")
+_SYNTAX_LINE = re.compile(
+    r"^\s*(\[\d+:\d+\]\s*)?(\*(filter|nat|raw|mangle|security)\s*$"
+    r"|:[\w.-]+\s+(ACCEPT|DROP|-)(\s+\[\d+:\d+\])?\s*$|COMMIT\s*$"
+    r"|-[AI]\s+[\w.-]+(\s+\d+)?(\s+!?\s*-.*)?$|-N\s+[\w.-]+\s*$|-P\s+\w+\s+(ACCEPT|DROP)\s*$)")
 
 
 def parse_ruleset(text: str, *, family: str | None = None, source: str = "<rules>") -> Ruleset:
@@ -96,6 +99,11 @@ def extract_rules_text(document: str) -> str:
 
 def tokenize(line: str) -> list[str]:
     """shlex-split a line, dropping a trailing unquoted `# comment` (hand-written files)."""
+    return shlex.split(strip_comment(line))
+
+
+def strip_comment(line: str) -> str:
+    """The line without a trailing unquoted `# comment`, right-stripped."""
     quote = None
     for index, char in enumerate(line):
         if quote:
@@ -106,7 +114,7 @@ def tokenize(line: str) -> list[str]:
         elif char == "#" and (index == 0 or line[index - 1].isspace()):
             line = line[:index]
             break
-    return shlex.split(line)
+    return line.rstrip()
 
 
 class _TableBuilder:
@@ -147,7 +155,7 @@ class _FileParser:
         if line.startswith("*"):
             name = line[1:].strip()
             if name not in BUILTIN_CHAINS:
-                raise ValueError(f"unknown table {name!r}")
+                raise ValueError(f"unknown table {name[:40]!r}")
             if self.current is not None:
                 self.notes.append(f"line {number}: table {self.current.name} not committed")
                 self._commit()
@@ -164,8 +172,9 @@ class _FileParser:
         counters = _COUNTERS.match(line)
         if counters:
             line = line[counters.end():]
+        line = strip_comment(line)
         try:
-            tokens = tokenize(line)
+            tokens = shlex.split(line)
         except ValueError as error:
             raise ValueError(f"cannot split line: {error}") from None
         if not tokens or tokens[0] not in ("-A", "--append", "-I", "--insert", "-N", "--new-chain",
@@ -269,8 +278,8 @@ def _resolve_target(raw: tuple, table: _TableBuilder, family: str) -> Target:
         return Target(name, "jump", options, text)
     if name in table.rules:
         return Target(name, "unknown", options, text, f"cannot jump to built-in chain {name}")
-    if name.isupper() or name.lower() == name and "-" not in name and name.isalpha() is False:
-        return Target(name, "unknown", options, text, f"target {name} not understood")
+    if not name.isupper():
+        return Target(name, "unknown", options, text, f"no chain or target named {name}")
     return Target(name, "unknown", options, text, f"target {name} not understood")
 
 
