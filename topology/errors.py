@@ -11,6 +11,14 @@ class Problem:
     path: str
     message: str
 
+    def __post_init__(self) -> None:
+        # user text may carry newlines or control characters: one problem stays one line
+        for name in ("path", "message"):
+            text = getattr(self, name)
+            if any(ord(c) < 32 for c in text):
+                clean = "".join(c if ord(c) >= 32 else repr(c)[1:-1] for c in text)
+                object.__setattr__(self, name, clean)
+
     def __str__(self) -> str:
         return f"{self.path}: {self.message}"
 

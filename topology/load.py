@@ -1,6 +1,7 @@
 """Loading stacks by name from `stacks/Pulumi.<stack>.yaml` (the Pulumi stackConfigDir)."""
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
@@ -9,7 +10,8 @@ from topology.model import Stack
 from topology.validate import build_stack
 from topology.yamlfile import parse_yaml, read_stack_file
 
-STACKS_DIR = Path(__file__).resolve().parent.parent / "stacks"
+# The repo's stacks; ENCLAVE_STACKS_DIR points elsewhere (a user's own folder, tests).
+STACKS_DIR = Path(os.environ.get("ENCLAVE_STACKS_DIR") or Path(__file__).resolve().parent.parent / "stacks")
 STACK_NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
 
 

@@ -60,7 +60,7 @@ def _pydantic_problems(prefix: str, error: ValidationError) -> list[Problem]:
         elif kind == "missing":
             msg = "is required"
         elif kind == "literal_error":
-            msg = f"must be one of {ctx.get('expected', '')}".replace("'", "")
+            msg = "must be one of " + str(ctx.get("expected", "")).replace("'", "").replace(" or ", ", ")
         elif kind in ("greater_than_equal", "greater_than"):
             msg = f"must be >= {ctx.get('ge', ctx.get('gt'))}"
         elif kind in ("less_than_equal", "less_than"):
@@ -70,8 +70,7 @@ def _pydantic_problems(prefix: str, error: ValidationError) -> list[Problem]:
         elif kind == "string_too_long":
             msg = f"must be at most {ctx.get('max_length')} characters"
         elif kind.endswith("_type") or kind.endswith("_parsing"):
-            wanted = kind.split("_")[0].replace("model", "mapping").replace("dict", "mapping")
-            msg = f"must be a {wanted}"
+            msg = "must be " + _TYPE_WORDS.get(kind.split("_")[0], kind.split("_")[0])
         else:
             msg = e["msg"][0].lower() + e["msg"][1:]
         out.append(Problem(path, msg))
@@ -81,6 +80,8 @@ def _pydantic_problems(prefix: str, error: ValidationError) -> list[Problem]:
         unique.setdefault(p.path, p)
     return list(unique.values())
 
+
+_TYPE_WORDS = {"int": "an integer", "string": "a string", "bool": "true or false", "list": "a list", "model": "a mapping", "dict": "a mapping", "float": "a number"}
 
 _FIELDS_BY_PREFIX: dict[str, tuple[str, ...]] = {}
 
@@ -155,7 +156,7 @@ def _settings(config: dict, problems: list[Problem]) -> SettingsConfig | None:
 def _check_keys(config: dict, problems: list[Problem]) -> None:
     for key in config:
         if not isinstance(key, str) or ":" not in key:
-            problems.append(Problem(str(key), "config keys are written <namespace>:<key>, e.g. enclave:roles"))
+            problems.append(Problem(f"config key {key!r}", "config keys are written <namespace>:<key>, e.g. enclave:roles"))
             continue
         namespace, name = key.split(":", 1)
         if namespace not in ALLOWED_NAMESPACES:
@@ -394,6 +395,8 @@ def build_stack_from_config(name: str, config: dict, problems: list[Problem] | N
     region = config.get("digitalocean:region")
     if region is None:
         problems.append(Problem("digitalocean:region", "is required"))
+    elif not isinstance(region, str):
+        problems.append(Problem("digitalocean:region", "must be a region slug such as nyc3"))
     elif region not in REGIONS:
         problems.append(Problem("digitalocean:region", f"unknown region '{region}'" + _suggest(str(region), REGIONS)))
     settings = _settings(config, problems)
