@@ -62,7 +62,9 @@ def _flow_rules(chain: str, flow: Flow, family: int, out: bool = False) -> list[
         peers.append(f"-m set --match-set {chains.role_set(target)} {direction}")
     elif flow.source.label == "admin":
         peers.append(f"-m set --match-set {chains.ADMIN_SET if family == 4 else chains.ADMIN_SET6} src")
-    elif flow.source.label != "internet":
+    elif flow.source.label == "internet":
+        peers.append("")  # any source
+    else:
         nets = flow.source.networks_of(family)
         if not nets:
             return []
