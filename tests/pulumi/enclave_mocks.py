@@ -17,6 +17,7 @@ import string
 from dataclasses import dataclass, field
 
 import pulumi
+from pulumi.runtime.mocks import MockMonitor
 
 REAL_PRIVATE_OFFSET = 100  # the plan uses network+2..; "DigitalOcean" hands out network+100..
 REAL_PUBLIC = ipaddress.ip_network("192.0.2.0/24")  # documentation range, unlike the plan's
@@ -31,9 +32,27 @@ class Registered:
 
     typ: str
     name: str
-    inputs: dict
+    inputs: dict  # secrets revealed
     state: dict
     id: str
+    secret_inputs: frozenset = frozenset()  # input paths that arrived as secrets
+
+
+SIG_KEY = "4dabf18193072939515e22adb298388d"  # pulumi.runtime.rpc's wire markers
+SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270"
+
+
+def reveal(value, path: str = "", secrets: set | None = None):
+    """Inputs with secret wrappers removed; the paths that were secret are added to `secrets`."""
+    if isinstance(value, dict):
+        if value.get(SIG_KEY) == SECRET_SIG:
+            if secrets is not None:
+                secrets.add(path)
+            return reveal(value["value"], path, secrets)
+        return {k: reveal(v, f"{path}.{k}" if path else k, secrets) for k, v in value.items()}
+    if isinstance(value, list):
+        return [reveal(v, f"{path}[{i}]", secrets) for i, v in enumerate(value)]
+    return value
 
 
 def _uuid(name: str) -> str:
@@ -53,6 +72,7 @@ class EnclaveMocks(pulumi.runtime.Mocks):
 
     vpc_cidr: str
     resources: list[Registered] = field(default_factory=list)
+    ignored: dict[str, list[str]] = field(default_factory=dict)  # "<type>::<name>" -> ignoreChanges
     _droplets: itertools.count = field(default_factory=itertools.count)
 
     def __post_init__(self) -> None:
@@ -69,15 +89,17 @@ class EnclaveMocks(pulumi.runtime.Mocks):
         }
 
     def new_resource(self, args: pulumi.runtime.MockResourceArgs):
+        secret_paths: set[str] = set()
+        inputs = reveal(dict(args.inputs), "", secret_paths)
         if args.typ in COMPONENT_TYPES and not args.custom:
-            self.resources.append(Registered(args.typ, args.name, dict(args.inputs), {}, ""))
+            self.resources.append(Registered(args.typ, args.name, inputs, {}, "", frozenset(secret_paths)))
             return None, {}  # components have no provider state
         builder = self.builders.get(args.typ)
         if builder is None:
             raise NotImplementedError(f"unexpected resource type {args.typ} ({args.name})")
         rid, extra = builder(args)
         state = {**args.inputs, **extra}
-        self.resources.append(Registered(args.typ, args.name, dict(args.inputs), state, rid))
+        self.resources.append(Registered(args.typ, args.name, inputs, {**inputs, **extra}, rid, frozenset(secret_paths)))
         return rid, state
 
     def call(self, args: pulumi.runtime.MockCallArgs):
@@ -130,3 +152,16 @@ class EnclaveMocks(pulumi.runtime.Mocks):
 
     def _copy(self, args):
         return args.name + "-id", {}
+
+
+class RecordingMonitor(MockMonitor):
+    """Pulumi's mock monitor, also noting each resource's `ignoreChanges` option for the tests."""
+
+    def __init__(self, mocks: EnclaveMocks):
+        super().__init__(mocks)
+        self.enclave_mocks = mocks
+
+    def RegisterResource(self, request):  # noqa: N802 - gRPC method name
+        if request.ignoreChanges:
+            self.enclave_mocks.ignored[f"{request.type}::{request.name}"] = list(request.ignoreChanges)
+        return super().RegisterResource(request)

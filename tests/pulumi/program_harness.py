@@ -17,7 +17,7 @@ import yaml
 
 from components import program
 from components.config import runtime_config_values
-from tests.pulumi.enclave_mocks import EnclaveMocks, Registered
+from tests.pulumi.enclave_mocks import EnclaveMocks, RecordingMonitor, Registered
 from topology.load import STACKS_DIR, available_stacks
 from topology.model import Stack
 
@@ -57,6 +57,16 @@ class Deployment:
     outputs: dict[str, Any]
     secret: dict[str, bool] = field(default_factory=dict)  # name -> was the Output secret
 
+    ignored: dict[str, list[str]] = field(default_factory=dict)  # resource name -> ignoreChanges
+
+    @property
+    def hashes(self) -> dict[str, str]:
+        """Host -> peer sync payload hash, as the program computed it."""
+        return {k.split(":", 1)[1]: v for k, v in self.outputs.items() if k.startswith("hash:")}
+
+    def ignore_changes(self, typ: str) -> list[str]:
+        return [p for r in self.of_type(typ) for p in self.ignored.get(f"{typ}::{r.name}", [])]
+
     def of_type(self, typ: str) -> list[Registered]:
         return [r for r in self.resources if r.typ == typ]
 
@@ -75,7 +85,8 @@ def start(stack_name: str, config: dict[str, Any]) -> tuple[EnclaveMocks, _Captu
     capture = _Capture()
     logger.handlers = [capture]
     logger.propagate = False
-    pulumi.runtime.set_mocks(mocks, project="enclave", stack=stack_name, preview=False, logger=logger)
+    pulumi.runtime.set_mocks(mocks, project="enclave", stack=stack_name, preview=False, logger=logger,
+                             monitor=RecordingMonitor(mocks))
     pulumi.runtime.set_all_config(as_pulumi_config(config))
     return mocks, capture
 
@@ -111,4 +122,4 @@ def deploy(stack_name: str, config: dict[str, Any] | None = None) -> Deployment:
             lambda vs: result.update(zip(keys, vs)))
 
     run()
-    return Deployment(box["stack"], list(mocks.resources), result, secret)
+    return Deployment(box["stack"], list(mocks.resources), result, secret, dict(mocks.ignored))
