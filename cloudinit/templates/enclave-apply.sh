@@ -172,12 +172,19 @@ persist() {
   done
 }
 
+trial() {  # load the whole folder into a throwaway network namespace: catches what --test misses
+  if ! unshare -n true 2>/dev/null; then say "cannot unshare a network namespace: trial load skipped"; return 0; fi
+  unshare -n sh -c 'ipset restore < "$1/ipsets" && iptables-restore < "$1/rules.v4" && ip6tables-restore < "$1/rules.v6"' \
+    trial "$1"
+}
+
 load() {  # $1 folder: validate and load it; leaves the kernel unchanged when validation fails
   for f in ipsets rules.v4 rules.v6; do [ -f "$1/$f" ] || die "$1/$f is missing"; done
   guard "$1"
   rm -rf "$WORK"; mkdir -p "$WORK"
   noflush iptables "$1/rules.v4" "$WORK/rules.v4"
   noflush ip6tables "$1/rules.v6" "$WORK/rules.v6"
+  trial "$1" || die "rejected $1: it does not load into an empty network namespace (see above)"
   load_sets "$1/ipsets"
   iptables-restore --test --noflush < "$WORK/rules.v4" || reject "iptables-restore --test rejected $1/rules.v4"
   ip6tables-restore --test --noflush < "$WORK/rules.v6" || reject "ip6tables-restore --test rejected $1/rules.v6"
@@ -196,7 +203,7 @@ timer_pid() {
 }
 
 disarm() {
-  pid=$(timer_pid) && kill -TERM -- "-$pid" 2>/dev/null
+  pid=$(timer_pid) && kill -TERM "-$pid" 2>/dev/null
   rm -f "$STATE/rollback.pid"
 }
 
