@@ -162,22 +162,27 @@ class Stack:
     hosts: tuple[Host, ...]
     tunnel_role: str = "tunnel"
     ipv6: bool = True
-    _roles_by_name: dict = field(default=None, compare=False, repr=False)  # type: ignore[assignment]
+    _index: dict = field(default=None, compare=False, repr=False)  # type: ignore[assignment]
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "_roles_by_name", {r.name: r for r in self.roles})
+        # lookups by name stay O(1) for stacks of thousands of hosts
+        by_role: dict[str, list[Host]] = {r.name: [] for r in self.roles}
+        for h in self.hosts:
+            by_role[h.role].append(h)
+        object.__setattr__(self, "_index", {
+            "roles": {r.name: r for r in self.roles},
+            "hosts": {h.name: h for h in self.hosts},
+            "by_role": {k: tuple(v) for k, v in by_role.items()},
+        })
 
     def role(self, name: str) -> Role:
-        return self._roles_by_name[name]
+        return self._index["roles"][name]
 
     def hosts_of(self, role: str) -> tuple[Host, ...]:
-        return tuple(h for h in self.hosts if h.role == role)
+        return self._index["by_role"][role]
 
     def host(self, name: str) -> Host:
-        for h in self.hosts:
-            if h.name == name:
-                return h
-        raise KeyError(name)
+        return self._index["hosts"][name]
 
     @property
     def tunnel(self) -> Host:
