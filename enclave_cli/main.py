@@ -16,6 +16,8 @@ COMMAND_MODULES = (
     "enclave_cli.render_cmd",
     "enclave_cli.ssh_config_cmd",
     "enclave_cli.evaluate_cmd",
+    "enclave_cli.rehearse_cmd",
+    "enclave_cli.lab_cmd",
 )
 
 

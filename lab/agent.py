@@ -2,7 +2,7 @@
 
 `agent.py serve SPEC.json`: listeners on every probed port no real daemon serves, in the
 namespace it was started in. TCP: accept, send a one-line banner naming the host and port, close.
-UDP: answer every datagram (with a configured reply, e.g. an amanda CONNECT, else an echo).
+UDP: echo every datagram, or answer a configured request (an amanda REQ gets a CONNECT line).
 Prints `ready` once every socket is bound.
 
 `agent.py probe` (JSON on stdin, JSON on stdout): one real connection attempt per probe, all
@@ -44,14 +44,20 @@ def _bind(kind: int, port: int) -> socket.socket:
 
 
 class _Udp(asyncio.DatagramProtocol):
-    def __init__(self, reply: bytes | None):
+    """Echo; a request starting with `reply_to` gets `reply`, formatted with its last line's words."""
+
+    def __init__(self, reply: dict | None):
         self.reply = reply
 
     def connection_made(self, transport):
         self.transport = transport
 
     def datagram_received(self, data, addr):
-        self.transport.sendto(self.reply if self.reply is not None else data, addr)
+        if self.reply and data.startswith(self.reply["when"].encode()):
+            words = data.decode(errors="replace").strip().splitlines()[-1].split()
+            self.transport.sendto(self.reply["text"].format(*words).encode(), addr)
+        else:
+            self.transport.sendto(data, addr)
 
 
 async def serve(spec: dict) -> None:
@@ -70,7 +76,7 @@ async def serve(spec: dict) -> None:
                 writer.close()
 
         await asyncio.start_server(handle, sock=_listen(_bind(socket.SOCK_STREAM, port)))
-    replies = {int(k): v.encode() for k, v in spec.get("udp_replies", {}).items()}
+    replies = {int(k): v for k, v in spec.get("udp_replies", {}).items()}
     for port in spec.get("udp", []):
         await loop.create_datagram_endpoint(lambda p=port: _Udp(replies.get(p)), sock=_bind(socket.SOCK_DGRAM, port))
     print("ready", flush=True)

@@ -8,13 +8,21 @@
 """
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 from topology.model import Stack
 
-AMANDA_PORTS = (50005, 50006, 50007)  # DATA, MESG, INDEX announced by the client's stand-in
-AMANDA_REPLY = ("Amanda 2.6 REP HANDLE 000-00000000 SEQ 1\nOPTIONS features=ffffffff;\n"
-                f"CONNECT DATA {AMANDA_PORTS[0]} MESG {AMANDA_PORTS[1]} INDEX {AMANDA_PORTS[2]}\n")
+AMANDA_BASE = 50005  # the client stand-in announces DATA, MESG, INDEX ports from here
+AMANDA_SLOTS = 8  # each run uses fresh ports: a helper expectation outlives a run (and would clash)
+# the stand-in amandad answers a REQ ending in "PORTS d m i" with this, formatted with those words
+AMANDA_REPLY = {"when": "Amanda", "text": "Amanda 2.6 REP HANDLE 000-00000000 SEQ 1\nOPTIONS features=ffffffff;\n"
+                                          "CONNECT DATA {1} MESG {2} INDEX {3}\n"}
+
+
+def amanda_ports(slot: int) -> tuple[int, int, int]:
+    first = AMANDA_BASE + 3 * (slot % AMANDA_SLOTS)
+    return first, first + 1, first + 2
 
 
 @dataclass(frozen=True)
@@ -26,7 +34,7 @@ class Check:
     steps: tuple[dict, ...]
     expect: tuple[str, ...]  # per step: "blocked", "reached" or "http-backend"
     listeners: tuple[tuple[str, str, int], ...] = ()  # (host, proto, port) that must listen
-    udp_replies: tuple[tuple[str, int, str], ...] = ()  # (host, port, reply)
+    udp_replies: tuple[tuple[str, int, dict], ...] = ()  # (host, port, reply rule for the agent)
 
 
 def _http_checks(stack: Stack) -> list[Check]:
@@ -47,6 +55,7 @@ def _http_checks(stack: Stack) -> list[Check]:
 
 def _amanda_checks(stack: Stack) -> list[Check]:
     out = []
+    ports = amanda_ports(int(time.time()))
     for flow in stack.flows:
         if flow.proto != "udp" or flow.source.kind != "role" or not any(10080 in r for r in flow.ports):
             continue
@@ -54,13 +63,13 @@ def _amanda_checks(stack: Stack) -> list[Check]:
             continue
         server = stack.hosts_of(flow.source.label)[0]
         client = stack.hosts_of(flow.to)[0]
-        tcp = {"proto": "tcp", "src": server.private_ip, "dst": client.private_ip, "port": AMANDA_PORTS[0]}
+        tcp = {"proto": "tcp", "src": server.private_ip, "dst": client.private_ip, "port": ports[0]}
         udp = {"proto": "udp", "src": server.private_ip, "dst": client.private_ip, "port": 10080,
-               "send": "Amanda 2.6 REQ HANDLE 000-00000000 SEQ 1\nSERVICE sendbackup\n"}
+               "send": "Amanda 2.6 REQ HANDLE 000-00000000 SEQ 1\nSERVICE sendbackup\nPORTS %d %d %d\n" % ports}
         out.append(Check(
-            f"amanda helper: {server.name} -> {client.name} tcp/{AMANDA_PORTS[0]} RELATED after udp/10080 CONNECT",
+            f"amanda helper: {server.name} -> {client.name} tcp/{ports[0]} RELATED after udp/10080 CONNECT",
             server.name, (tcp, udp, tcp), ("blocked", "reached", "reached"),
-            listeners=tuple((client.name, "tcp", p) for p in AMANDA_PORTS),
+            listeners=tuple((client.name, "tcp", p) for s in range(AMANDA_SLOTS) for p in amanda_ports(s)),
             udp_replies=((client.name, 10080, AMANDA_REPLY),),
         ))
     return out
@@ -89,6 +98,10 @@ def judge(check: Check, answers: list[dict]) -> tuple[bool, str]:
             data = answer.get("data", "")
             status = data.split("\r\n", 1)[0]
             server = next((line for line in data.split("\r\n") if line.lower().startswith("server:")), "")
+            backend = next((line.split(":", 1)[1].strip() for line in data.split("\r\n")
+                            if line.lower().startswith("x-enclave-lab-backend:")), "")
+            if backend:
+                server += f", backend {backend}"
             good = outcome == "reached" and status.startswith("HTTP/") and "nginx" in server.lower()
             seen.append(f"{outcome}: {status or 'no HTTP answer'}{' (' + server + ')' if server else ''}")
         ok = ok and good

@@ -6,6 +6,8 @@ line; the lab runs it in the host's namespace (so /etc is the host's copy). Lab-
   gets the stack's keys from cloud-init); everything else from the rendered drop-in;
 - nginx: the main nginx.conf is the lab's (/etc/nginx/enclave-lab-nginx.conf) (pid, logs and temp paths in the state folder, one
   worker); it includes the rendered site from sites-available, as the profile's runcmd enables it;
+  the lab's copy of Debian's snippets/fastcgi-php.conf drops its file-exists test (no WordPress
+  files here), so PHP requests reach lab.php_standin (a named STAND-IN for php-fpm + WordPress);
 - haproxy: the rendered haproxy.cfg as it is, in the foreground (`-db`).
 """
 from __future__ import annotations
@@ -16,6 +18,7 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
+from lab import etc
 from lab.system import run
 
 LAB_AUTHORIZED_KEYS = "/etc/ssh/enclave-lab-authorized_keys"
@@ -45,7 +48,7 @@ class Sshd:
         keys = ctx.etc / "ssh" / Path(LAB_AUTHORIZED_KEYS).name
         keys.write_text(ctx.client_key.read_text())
         os.chmod(keys, 0o600)
-        Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)  # privilege separation (Debian's tmpfiles.d)
+        etc.make_dir(Path("/run/sshd"))  # privilege separation folder (Debian's tmpfiles.d makes it)
 
     def argv(self, ctx: HostContext) -> list[str]:
         return ["/usr/sbin/sshd", "-D", "-e", "-o", f"AuthorizedKeysFile={LAB_AUTHORIZED_KEYS}",
@@ -103,6 +106,10 @@ class Nginx:
         rundir = self._run_dir(ctx)
         rundir.mkdir(parents=True, exist_ok=True)
         os.chmod(rundir, 0o755)
+        snippet = ctx.etc / "nginx" / "snippets" / "fastcgi-php.conf"
+        if snippet.exists():  # no WordPress files in the lab: let PHP requests reach the stand-in
+            snippet.write_text("".join(line for line in snippet.read_text().splitlines(keepends=True)
+                                       if "try_files" not in line))
         # in the host's /etc/nginx, so the site's relative includes (snippets/...) resolve there
         (ctx.etc / "nginx" / MAIN_CONF).write_text(NGINX_MAIN.format(host=ctx.host, run=rundir))
 

@@ -78,8 +78,23 @@ def guard_script(ns: str, tops: tuple[str, ...]) -> str:
     return f'{checks} || {{ echo "enclave-lab: /etc is not the lab copy of {ns}: refusing" >&2; exit 97; }}\n'
 
 
+def make_dir(path: Path) -> None:
+    """Make a folder the daemons need on the machine (e.g. /run/sshd), recorded for `down`."""
+    if not path.exists():
+        try:
+            path.mkdir(parents=True, mode=0o755)
+            _record_mount_point(path)
+        except FileExistsError:
+            pass
+
+
+def record_file(path: Path) -> None:
+    """A file the lab makes on the machine (a stand-in's socket), removed by `down`."""
+    _record_mount_point(path)
+
+
 def remove_mount_points() -> list[str]:
-    """Remove the empty mount points the lab made, once no lab state folder remains."""
+    """Remove what the lab made on the machine (empty folders, sockets) once no lab remains."""
     root = names.state_root()
     record = root / MOUNT_POINTS
     if not record.exists():
@@ -87,9 +102,12 @@ def remove_mount_points() -> list[str]:
     if any(p.is_dir() for p in root.iterdir()):
         return []  # another stack's lab still runs
     removed = []
-    for path in json.loads(record.read_text()):
+    for path in reversed(json.loads(record.read_text())):
         try:
-            os.rmdir(path)  # only if empty
+            if os.path.isdir(path) and not os.path.islink(path):
+                os.rmdir(path)  # only if empty
+            else:
+                os.unlink(path)
             removed.append(path)
         except OSError:
             pass

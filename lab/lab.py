@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -23,6 +24,7 @@ from lab.system import LabError, kill_pids, listening, run_in
 from topology.model import Stack
 
 READY_TIMEOUT = 15.0
+PHP_STANDIN = str(Path(__file__).with_name("php_standin.py"))
 FORWARD_OUT = (("tcp", 80), ("tcp", 443), ("udp", 53))  # what the internet answers for forward-out probes
 
 
@@ -95,10 +97,12 @@ class Lab:
         with ThreadPoolExecutor(self.workers) as pool:
             started = list(pool.map(self._phase1_host, self.stack.hosts))
         started.append(self._start_outsiders())
+        started.append(self._start_php_standins())
         self._wait_ready(started)
         self.info["phase"] = 1
         self.info["services"] = {h: {"real": [d.kind for d in s.daemons], "stand_ins": [f"{p}/{n}" for p, n in s.stand_ins],
                                      "missing": list(s.missing)} for h, s in self.services.items()}
+        self.info["php_standin"] = self.php_sockets()
         self.save()
         self.timed("phase1", time.monotonic() - start)
         self.save()
@@ -172,6 +176,32 @@ class Lab:
         spec = {"host": "internet", "tcp": [p for proto, p in FORWARD_OUT if proto == "tcp"],
                 "udp": [p for proto, p in FORWARD_OUT if proto == "udp"]}
         return [self._start_agent("internet", ns, spec)]
+
+    def php_sockets(self) -> list[str]:
+        """Unix sockets the rendered nginx sites pass PHP to (served by the php-fpm stand-in)."""
+        found = []
+        for host, svc in self.services.items():
+            if any(d.kind == "nginx" for d in svc.daemons):
+                for f in self.arts[host].files:
+                    for m in re.finditer(r"fastcgi_pass\s+unix:([^;\s]+);", f.content):
+                        if m.group(1) not in found:
+                            found.append(m.group(1))
+        return found
+
+    def _start_php_standins(self) -> list:
+        started = []
+        hosts = {h.private_ip: h.name for h in self.stack.hosts}
+        hosts.update({h.public_ip: h.name for h in self.stack.hosts if h.public_ip})
+        spec = self.state / "agents" / "php-standin.json"
+        spec.parent.mkdir(exist_ok=True)
+        spec.write_text(json.dumps(hosts))
+        for i, path in enumerate(self.php_sockets()):
+            etc.make_dir(Path(path).parent)
+            etc.record_file(Path(path))
+            proc = self._spawn(f"php-standin-{i}", self.plan.fabric, [sys.executable, "-I", PHP_STANDIN, path, str(spec)],
+                               stdout=subprocess.PIPE)
+            started.append(("agent", f"php-standin-{i}", proc, ()))
+        return started
 
     def _wait_ready(self, started: list) -> None:
         flat = [item for group in started for item in group]
