@@ -301,7 +301,7 @@ def _predicate(match, ipsets, tests, family) -> Predicate | None:
     if kind == "set":
         key = value[0]
         if key not in tests:
-            tests[key] = membership(ipset)
+            tests[key] = membership(ipsets[key])
         return _set_pred(tests[key], "src_int" if value[1][0] == "src" else "dst_int", negated)
     return _never_sure
 
