@@ -1,0 +1,7 @@
+<?php
+// enclave: WordPress database settings for wordpress-2 (stack dev), written by peer sync.
+define('DB_NAME', 'wordpress');
+define('DB_USER', 'wordpress');
+define('DB_PASSWORD', 'PLACEHOLDER-db-password');
+define('DB_HOST', '10.20.0.6');
+define('WP_CONTENT_DIR', '/var/lib/wordpress/wp-content');
