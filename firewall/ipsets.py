@@ -92,6 +92,8 @@ def _command(tokens: list[str], sets: dict[str, dict]) -> None:
         if spec["type"] not in UNDERSTOOD_TYPES:
             return
         networks = member_networks(args[1], spec["family"])
+        if spec["type"] == "hash:ip" and spec["netmask"] is None:
+            networks = _hosts(networks)
         bucket = spec["nomatch"] if "nomatch" in flags else spec["members"]
         if command in ("add", "-A", "a"):
             bucket.extend(n for n in networks if n not in bucket)
@@ -136,6 +138,13 @@ def member_networks(text: str, family: str) -> tuple[Network, ...]:
     if any((n.version == 4) != (family == IPV4) for n in networks):
         raise ValueError(f"member {text} is not {family}")
     return networks
+
+
+def _hosts(networks: tuple[Network, ...]) -> tuple[Network, ...]:
+    """hash:ip stores single addresses: a CIDR or range adds each one (so `del` can remove one)."""
+    if sum(n.num_addresses for n in networks) > 65536:
+        return networks  # kept as networks: membership is the same, only `del` inside differs
+    return tuple(ipaddress.ip_network(a) for n in networks for a in (n if n.num_addresses > 1 else [n.network_address]))
 
 
 def membership(ipset: IpSet) -> Callable[[int], bool]:
