@@ -6,7 +6,7 @@ Chosen by `enclave:load_balancer` through the BUILDERS registry:
 - `managed`: a `digitalocean.LoadBalancer` in the VPC, forwarding to the backend role by its
   droplet tag. It reaches the droplets from private VPC addresses that DigitalOcean does not
   expose, so the backend's cloud firewall admits it by load balancer uid, and the hosts' ipset
-  of the LB role holds the VPC range (see `components.peer_sync.lb_sources`).
+  of the LB role are the VPC range (the model rewrites them: `topology.validate`).
 """
 from __future__ import annotations
 

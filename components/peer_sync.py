@@ -59,24 +59,9 @@ for rel, text in files.items():
 """
 
 
-def lb_sources(stack: Stack) -> dict[str, str]:
-    """Managed mode: what stands for the LB role's hosts in the other hosts' ipsets.
-
-    DigitalOcean's managed load balancer reaches droplets from private VPC addresses it does not
-    expose (and may change as it scales), so the only correct member is the VPC range, for this
-    one role's set. The cloud firewall narrows it again to the load balancer itself (by uid).
-    """
-    role = plan.managed_lb_role(stack)
-    if role is None:
-        return {}
-    return {h.name: stack.vpc_cidr for h in stack.hosts_of(role)}
-
-
-def sync_addresses(stack: Stack, real: Mapping[str, tuple[str, str | None]]) -> dict[str, str]:
-    """Host name -> address for the payload: the real private IPs, plus the managed LB's range."""
-    out = {name: pair[0] for name, pair in real.items()}
-    out.update(lb_sources(stack))
-    return out
+def sync_addresses(real: Mapping[str, tuple[str, str | None]]) -> dict[str, str]:
+    """Host name -> real private IP, for the payload's ipset members and service files."""
+    return {name: pair[0] for name, pair in real.items()}
 
 
 def apply_command(digest: str, timeout: int) -> str:
@@ -113,7 +98,7 @@ class PeerSyncArgs:
 
 
 def payload_json(stack: Stack, host: str, addresses: Mapping[str, tuple], secrets: Secrets) -> str:
-    payload = render.peer_sync_payload(stack, host, private_ips=sync_addresses(stack, addresses), secrets=secrets)
+    payload = render.peer_sync_payload(stack, host, private_ips=sync_addresses(addresses), secrets=secrets)
     return json.dumps(payload, sort_keys=True)
 
 

@@ -8,7 +8,7 @@ import re
 from dataclasses import dataclass
 
 from topology.errors import ConfigError, Problem
-from topology.model import Flow, PortRange, Stack, merge_ranges
+from topology.model import Flow, PortRange, Source, Stack, managed_lb_label, merge_ranges
 
 ANYWHERE = ("0.0.0.0/0", "::/0")
 ALL_PORTS = "1-65535"
@@ -120,18 +120,19 @@ class _RuleSet:
         )
 
 
-def _peer(stack: Stack, flow_source_role: str | None, networks: tuple[str, ...]) -> dict:
-    if flow_source_role is None:
-        return {"addresses": networks}
-    if flow_source_role == managed_lb_role(stack):
-        return {"load_balancer": True}
-    return {"tags": (role_tag(stack, flow_source_role),)}
+def _peer(stack: Stack, source: Source) -> dict:
+    lb = managed_lb_role(stack)
+    if lb is not None and source.label == managed_lb_label(lb):
+        return {"load_balancer": True}  # narrower than the VPC range the host rules admit
+    if source.role is None:
+        return {"addresses": source.networks}
+    return {"tags": (role_tag(stack, source.role),)}
 
 
 def _inbound(stack: Stack, role: str) -> tuple[FirewallRule, ...]:
     rules = _RuleSet()
     for flow in stack.flows_to(role):
-        rules.add(flow.proto, flow.ports, **_peer(stack, flow.source.role, flow.source.networks))
+        rules.add(flow.proto, flow.ports, **_peer(stack, flow.source))
     spec = stack.role(role)
     if spec.nat is not None:
         for pf in spec.nat.port_forwards:  # DNAT: arrives at the gateway's public side
@@ -233,7 +234,7 @@ def plan_managed_lb(stack: Stack) -> ManagedLbPlan | None:
     if role is None:
         return None
     entry_flows = tuple(f for f in stack.flows_to(role) if f.source.kind == "networks" and not f.origin.startswith("ssh"))
-    backend_flows = tuple(f for f in stack.flows_from(role))
+    backend_flows = stack.flows_from_load_balancer(role)
     backends = sorted({f.to for f in backend_flows})
     problems = []
     if stack.role(role).count != 1:

@@ -68,6 +68,11 @@ class Source:
         return tuple(n for n in self.networks if ipaddress.ip_network(n).version == family)
 
 
+def managed_lb_label(role: str) -> str:
+    """The source label of flows sent by DigitalOcean's managed load balancer standing for `role`."""
+    return f"{role} (managed load balancer)"
+
+
 @dataclass(frozen=True)
 class Flow:
     """Traffic the policy admits: from a source to every host of `to`, on one interface."""
@@ -122,6 +127,7 @@ class Role:
     nat: Nat | None = None
     private_only: bool = False  # no public side; default route through the gateway
     final_action: Literal["drop", "reject"] = "drop"
+    managed: bool = False  # DigitalOcean's managed load balancer stands for it: no droplets
 
     @property
     def forwards(self) -> bool:
@@ -193,6 +199,12 @@ class Stack:
 
     def flows_from(self, role: str) -> tuple[Flow, ...]:
         return tuple(f for f in self.flows if f.source.role == role)
+
+    def flows_from_load_balancer(self, role: str) -> tuple[Flow, ...]:
+        """Flows a load balancer role sends to its backends, in either mode (managed ones come
+        from the VPC range, labelled by `managed_lb_label`)."""
+        label = managed_lb_label(role)
+        return tuple(f for f in self.flows if f.source.role == role or f.source.label == label)
 
     def public_services(self, role: str) -> tuple[Flow, ...]:
         """Flows open to the whole internet on the public interface."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 import difflib
 import ipaddress
 import re
+from dataclasses import replace
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
@@ -27,6 +28,7 @@ from topology.model import (
     Role,
     Source,
     Stack,
+    managed_lb_label,
 )
 from topology.schema import ENCLAVE_KEYS, FlowConfig, RoleConfig, SettingsConfig
 
@@ -374,6 +376,21 @@ def _implicit_ssh(roles: dict, admin: tuple[str, ...]) -> list[Flow]:
     return flows
 
 
+def _managed_load_balancer(lb: Role, roles: list[Role], flows: list[Flow], vpc_cidr: str) -> tuple[list[Role], list[Flow]]:
+    """Managed mode: the LB role has no droplets; DigitalOcean's load balancer reaches the backends
+    from VPC addresses it does not expose, so its flows come from the VPC range (the cloud
+    firewall narrows them to the load balancer itself)."""
+    vpc = str(ipaddress.ip_network(vpc_cidr))
+    source = Source("networks", managed_lb_label(lb.name), (vpc,))
+    roles = [replace(r, managed=True) if r.name == lb.name else r for r in roles]
+    out = []
+    for f in flows:
+        if f.to == lb.name and f.source.kind == "role":
+            continue  # nothing to reach on a load balancer without droplets (SSH included)
+        out.append(replace(f, source=source) if f.source.role == lb.name else f)
+    return roles, out
+
+
 def build_stack(name: str, document: Any, source: str = "stack") -> Stack:
     """The validated model of a stack file's parsed YAML `document`; raises ConfigError."""
     problems: list[Problem] = []
@@ -428,10 +445,12 @@ def build_stack_from_config(name: str, config: dict, problems: list[Problem] | N
         lbs = [r for r in built_roles if r.profile == "haproxy"]
         if len(lbs) != 1:
             problems.append(Problem("enclave:load_balancer", "managed mode replaces the one role with profile haproxy; found " + str(len(lbs))))
+        else:
+            built_roles, flows = _managed_load_balancer(lbs[0], built_roles, flows, settings.vpc_cidr)
     if problems or settings is None:
         raise ConfigError(problems)
     hosts = plan.plan_hosts(
-        [(r.name, r.count, r.private_only) for r in built_roles],
+        [(r.name, 0 if r.managed else r.count, r.private_only) for r in built_roles],
         settings.vpc_cidr,
         settings.plan_public_cidr,
         settings.plan_public6_cidr if settings.ipv6 else None,

@@ -10,10 +10,10 @@ import pytest
 from cloudinit import render
 from cloudinit.secrets import Secrets
 from components import plan
-from components.peer_sync import CONFIRM, INCOMING, WAIT_FOR_BOOT, lb_sources
+from components.peer_sync import CONFIRM, INCOMING, WAIT_FOR_BOOT
 from tests.pulumi.enclave_mocks import LB_IP, REAL_PRIVATE_OFFSET
 from tests.pulumi.program_harness import STACKS, Deployment, deploy, stack_file_config
-from topology.model import Stack
+from topology.model import Stack, managed_lb_label
 
 DROPLET = "digitalocean:index/droplet:Droplet"
 FIREWALL = "digitalocean:index/firewall:Firewall"
@@ -136,10 +136,10 @@ def _flow_atoms(stack: Stack, role: str, lb_id: str | None) -> set[tuple]:
     for flow in stack.flows_to(role):
         ranges = [None] if flow.proto == "icmp" else [plan.port_range_text(r) for r in flow.ports]
         for text in ranges:
-            if flow.source.kind == "networks":
+            if lb_role is not None and flow.source.label == managed_lb_label(lb_role):
+                out.add((flow.proto, text, "lb", lb_id))  # the host rules admit the VPC range
+            elif flow.source.kind == "networks":
                 out |= {(flow.proto, text, "address", n) for n in flow.source.networks}
-            elif flow.source.label == lb_role:
-                out.add((flow.proto, text, "lb", lb_id))
             else:
                 out.add((flow.proto, text, "tag", plan.role_tag(stack, flow.source.label)))
     return out
@@ -219,12 +219,13 @@ def test_managed_mode_forwards_to_the_backend_tag(name):
     assert {"protocol": "tcp", "portRange": "80", "sourceLoadBalancerUids": [lb.id]} in web.inputs["inboundRules"]
 
 
-def test_managed_mode_ipset_for_the_lb_is_the_vpc_range():
+def test_managed_mode_backends_admit_the_vpc_range_not_an_lb_set():
+    """The managed LB's private addresses are not exposed: the backends admit the VPC range on
+    the backend port (the cloud firewall narrows it to the LB by uid)."""
     d = deployed("prod")
-    assert lb_sources(d.stack) == {"lb-1": "10.30.0.0/20"}
-    payload = render.peer_sync_payload(d.stack, "wordpress-1", private_ips={**real_private_ips(d), **lb_sources(d.stack)},
-                                       secrets=mocked_secrets(d))
-    assert "add enclave-lb 10.30.0.0/20\n" in payload["ipsets"]
+    payload = render.peer_sync_payload(d.stack, "wordpress-1", private_ips=real_private_ips(d), secrets=mocked_secrets(d))
+    assert "-A enclave-input -s 10.30.0.0/20 -i eth1 -p tcp -m tcp --dport 80 -j ACCEPT" in payload["rules.v4"].splitlines()
+    assert "enclave-lb" not in payload["ipsets"] and "enclave-lb" not in payload["rules.v4"]
     assert render.payload_hash(payload) == d.hashes["wordpress-1"]
 
 
@@ -252,7 +253,7 @@ def test_peer_sync_goes_through_the_tunnel_with_triggers(name):
 @pytest.mark.parametrize("name", STACKS)
 def test_peer_sync_pushes_the_payload_for_real_addresses(name):
     d = deployed(name)
-    ips = {**real_private_ips(d), **lb_sources(d.stack)}
+    ips = real_private_ips(d)
     secrets = mocked_secrets(d)
     for copy in d.of_type(COPY):
         host = copy.name[: -len("-payload")]

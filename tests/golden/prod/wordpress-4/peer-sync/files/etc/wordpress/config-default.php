@@ -3,5 +3,5 @@
 define('DB_NAME', 'wordpress');
 define('DB_USER', 'wordpress');
 define('DB_PASSWORD', 'PLACEHOLDER-db-password');
-define('DB_HOST', '10.30.0.8');
+define('DB_HOST', '10.30.0.7');
 define('WP_CONTENT_DIR', '/var/lib/wordpress/wp-content');
