@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from cloudinit.render import peer_sync_payload, user_data
 from cloudinit.secrets import Secrets
-from firewall.compile import Compiler
+from firewall.compile import shared_compiler
 from topology.inventory import inventory_json
 from topology.model import Stack
 
@@ -16,7 +16,7 @@ def render_stack_files(stack: Stack, secrets: Secrets | None = None) -> dict[str
     """
     secrets = secrets or Secrets.placeholders()
     files: dict[str, str] = {}
-    compiler = Compiler(stack)
+    compiler = shared_compiler(stack)
     for host in stack.hosts:
         fw = compiler.host(host.name)
         files[f"{host.name}/rules.v4"] = fw.rules_v4

@@ -9,7 +9,7 @@ import ipaddress
 from dataclasses import dataclass
 from typing import Mapping
 
-from firewall.members import private_addresses
+from firewall.compile import shared_compiler
 from topology.catalog import PROFILES
 from topology.model import Host, Stack
 
@@ -44,6 +44,14 @@ class HostView:
     pair: tuple[Peer, ...]  # the other hosts of this role (replication)
 
 
+def _others(peers: tuple[Peer, ...], name: str) -> tuple[Peer, ...]:
+    """`peers` without `name` (the host itself), without scanning when it is not there."""
+    for i, p in enumerate(peers):
+        if p.name == name:
+            return peers[:i] + peers[i + 1:]
+    return peers
+
+
 def _first_port(profile: str) -> int:
     listens = PROFILES[profile].listens
     return listens[0][1] if listens else 0
@@ -51,14 +59,18 @@ def _first_port(profile: str) -> int:
 
 def host_view(stack: Stack, host: Host, private_ips: Mapping[str, str] | None, phase: int) -> HostView:
     """The template context of `host`; `private_ips` (real addresses) override the plan in phase 2."""
-    addresses = private_addresses(stack, private_ips)
+    compiler = shared_compiler(stack, private_ips, phase)
+    addresses = compiler.all_addresses
     role = stack.role(host.role)
     known = phase == 2
+    memo = compiler.memo.setdefault("peers", {})  # shared by every host of the stack
 
     def peers(role_name: str, port: int = 0) -> tuple[Peer, ...]:
         if not known:
             return ()
-        return tuple(Peer(h.name, addresses[h.name], port) for h in stack.hosts_of(role_name))
+        if (role_name, port) not in memo:
+            memo[role_name, port] = tuple(Peer(h.name, addresses[h.name], port) for h in stack.hosts_of(role_name))
+        return memo[role_name, port]
 
     backends: list[Peer] = []
     servers: dict[str, list[Peer]] = {}
@@ -99,5 +111,5 @@ def host_view(stack: Stack, host: Host, private_ips: Mapping[str, str] | None, p
         clients=clients,
         client_roles=tuple(client_roles),
         servers={k: tuple(v) for k, v in servers.items()},
-        pair=tuple(p for p in peers(host.role) if p.name != host.name),
+        pair=_others(peers(host.role), host.name),
     )

@@ -9,6 +9,7 @@ Pure functions of the model: no I/O, byte-stable output.
 from __future__ import annotations
 
 import base64
+import functools
 import gzip
 import hashlib
 import json
@@ -21,7 +22,7 @@ from cloudinit.context import HostView, host_view
 from cloudinit.profiles import APPLY_SCRIPT, HAPROXY_PEM, UBUNTU, ServiceFile, spec_parts
 from cloudinit.secrets import Secrets
 from cloudinit.templating import Templates
-from firewall.compile import Compiler
+from firewall.compile import shared_compiler
 from topology.catalog import PROFILES
 from topology.errors import ConfigError, Problem
 from topology.model import Stack
@@ -70,7 +71,7 @@ def service_files(stack: Stack, host_name: str, *, secrets: Secrets) -> dict[str
 def _firewall_script(stack: Stack, host_name: str, tunnel_private_ip: str | None) -> str:
     tunnel = stack.tunnel.name
     private_ips = {tunnel: tunnel_private_ip} if tunnel_private_ip else None
-    fw = Compiler(stack, private_ips=private_ips, phase=1).host(host_name)
+    fw = shared_compiler(stack, private_ips, phase=1).host(host_name)
     guard_set, guard_rule = firewall_boot.guard(stack, host_name, fw)
     view = host_view(stack, stack.host(host_name), None, 1)
     return _templates.render(
@@ -85,6 +86,13 @@ def _firewall_script(stack: Stack, host_name: str, tunnel_private_ip: str | None
         fallback=firewall_boot.fallback_sources(stack, host_name, tunnel_private_ip or stack.tunnel.private_ip),
         forwards=stack.role(view.role).forwards or PROFILES[view.profile].forwards,
     )
+
+
+@functools.lru_cache(maxsize=64)
+def _gz_b64(text: str) -> str:
+    """gzip (fixed mtime: deterministic) + base64, as cloud-init's `gz+b64` encoding reads it;
+    cached, since every host carries the same apply script."""
+    return base64.b64encode(gzip.compress(text.encode("utf-8"), compresslevel=9, mtime=0)).decode("ascii")
 
 
 def cloud_config(stack: Stack, host_name: str, *, tunnel_private_ip: str | None = None,
@@ -103,7 +111,7 @@ def cloud_config(stack: Stack, host_name: str, *, tunnel_private_ip: str | None 
         entry: dict[str, object] = {"path": f.path, "permissions": f.mode, "owner": "root:root"}
         if f.compress:
             entry["encoding"] = "gz+b64"
-            text = base64.b64encode(gzip.compress(text.encode("utf-8"), compresslevel=9, mtime=0)).decode("ascii")
+            text = _gz_b64(text)
         entry["content"] = text
         if f.defer:
             entry["defer"] = True
@@ -154,7 +162,7 @@ def firewall_bootcmd(user_data_text: str) -> str:
 def peer_sync_payload(stack: Stack, host_name: str, *, private_ips: Mapping[str, str] | None = None,
                       secrets: Secrets) -> dict[str, str]:
     """Relative path -> content that peer sync copies to the host and hands to enclave-apply."""
-    fw = Compiler(stack, private_ips=private_ips, phase=2).host(host_name)
+    fw = shared_compiler(stack, private_ips, phase=2).host(host_name)
     payload = {"ipsets": fw.ipsets, "rules.v4": fw.rules_v4, "rules.v6": fw.rules_v6}
     lines = [f"# enclave peer sync for {host_name}: <file> <destination> <mode> <service|-> <reload|restart>"]
     for f, text in _files(stack, host_name, 2, private_ips, secrets):

@@ -235,9 +235,11 @@ class Compiler:
             raise ValueError("phase is 1 (cloud-init, peers unknown) or 2 (peer sync)")
         self.stack = stack
         self.phase = phase
-        self.addresses = private_addresses(stack, private_ips) if phase == 2 else None
+        self.all_addresses = private_addresses(stack, private_ips)
+        self.addresses = self.all_addresses if phase == 2 else None
         self.ipsets = IpsetRenderer(stack, private_ips, phase)
         self._bodies: dict[str, tuple[str, str, str]] = {}
+        self.memo: dict[str, dict] = {}  # derived per-stack data other renderers share
 
     def _role_bodies(self, role_name: str) -> tuple[str, str, str]:
         if role_name not in self._bodies:
@@ -255,6 +257,32 @@ class Compiler:
 
     def all_hosts(self) -> dict[str, HostFirewall]:
         return {h.name: self.host(h.name) for h in self.stack.hosts}
+
+
+_SHARED: dict[tuple, tuple[Stack, Compiler]] = {}
+_SHARED_MAX = 32
+
+
+def _addresses_key(private_ips: Mapping[str, str] | None) -> tuple:
+    if private_ips is None:
+        return ("plan",)
+    if len(private_ips) <= 8:
+        return ("values", tuple(sorted(private_ips.items())))
+    return ("object", id(private_ips))  # large maps are keyed by identity: treat them as immutable
+
+
+def shared_compiler(stack: Stack, private_ips: Mapping[str, str] | None = None, phase: int = 2) -> Compiler:
+    """One Compiler per (stack, addresses, phase), reused by per-host callers (cloud-init, Pulumi
+    applies), so each role's rule text is built once per stack and not once per host."""
+    key = (id(stack), _addresses_key(private_ips), phase)
+    hit = _SHARED.get(key)
+    if hit is not None and hit[0] is stack:
+        return hit[1]
+    if len(_SHARED) >= _SHARED_MAX:
+        _SHARED.clear()
+    compiler = Compiler(stack, private_ips, phase)
+    _SHARED[key] = (stack, compiler)
+    return compiler
 
 
 def compile_host(stack: Stack, host: str, private_ips: Mapping[str, str] | None = None, phase: int = 2) -> HostFirewall:
