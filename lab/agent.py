@@ -75,18 +75,13 @@ async def serve(spec: dict) -> None:
             finally:
                 writer.close()
 
-        await asyncio.start_server(handle, sock=_listen(_bind(socket.SOCK_STREAM, port)))
+        await asyncio.start_server(handle, sock=_bind(socket.SOCK_STREAM, port), backlog=4096)
     replies = {int(k): v for k, v in spec.get("udp_replies", {}).items()}
     for port in spec.get("udp", []):
         await loop.create_datagram_endpoint(lambda p=port: _Udp(replies.get(p)), sock=_bind(socket.SOCK_DGRAM, port))
     print("ready", flush=True)
     sys.stdout.close()
     await asyncio.Event().wait()
-
-
-def _listen(sock: socket.socket) -> socket.socket:
-    sock.listen(4096)
-    return sock
 
 
 def _family(address: str) -> int:

@@ -84,6 +84,9 @@ class Lab:
         self.state.mkdir(parents=True, exist_ok=True)
         self.save()
         start = time.monotonic()
+        if network.raise_neighbour_limits(self.plan):
+            self.say(f"lab: raised the kernel's neighbour table limits to {network.neighbour_entries(self.plan)} "
+                     f"entries for this lab (restored by down)")
         network.build(self.plan, self.workers)
         self.timed("network", time.monotonic() - start)
         self.say(f"lab: {len(self.plan.namespaces)} namespaces for {len(self.stack.hosts)} hosts "
@@ -291,5 +294,6 @@ class Lab:
         gone = network.teardown(self.stack.name, list(self.info.get("pids", {}).values()))
         if not keep_state:
             shutil.rmtree(self.state, ignore_errors=True)
+        network.restore_neighbour_limits()
         etc.remove_mount_points()
         return gone

@@ -6,7 +6,9 @@ namespaces removes every veth and bridge with them.
 """
 from __future__ import annotations
 
+import json
 import shutil
+from pathlib import Path
 from concurrent.futures import ThreadPoolExecutor
 
 from lab import names
@@ -50,6 +52,46 @@ def build(plan: LabPlan, workers: int = 8) -> None:
         by_ns[ns.name] += ["route add " + " ".join(r) for r in ns.routes]
     with ThreadPoolExecutor(workers) as pool:
         list(pool.map(lambda item: ip_batch(item[0], item[1]), by_ns.items()))
+
+
+# The neighbour (ARP/NDP) table is one for the whole kernel, its limits set in the root namespace
+# only: a big lab (every host probing every other) outgrows the default gc_thresh3 of 1024.
+NEIGH = tuple(f"/proc/sys/net/{family}/neigh/default/gc_thresh{i}" for family in ("ipv4", "ipv6") for i in (1, 2, 3))
+NEIGH_RECORD = "neigh-limits.json"
+
+
+def neighbour_entries(plan: LabPlan) -> int:
+    """A bound on the neighbour entries the lab needs: every namespace may learn every peer."""
+    hosts = len(plan.host_namespaces) + 2
+    return 2 * hosts * hosts + 256
+
+
+def raise_neighbour_limits(plan: LabPlan) -> dict[str, int] | None:
+    """Raise the kernel's neighbour limits when the lab needs more; the old values are recorded
+    (state root) and restored by `restore_neighbour_limits` once no lab runs."""
+    need = neighbour_entries(plan)
+    current = {p: int(Path(p).read_text()) for p in NEIGH}
+    if all(current[p] >= need for p in NEIGH if p.endswith("3")):
+        return None
+    record = names.state_root() / NEIGH_RECORD
+    record.parent.mkdir(parents=True, exist_ok=True)
+    if not record.exists():
+        record.write_text(json.dumps(current))
+    for p in NEIGH:
+        wanted = {"1": need // 4, "2": need // 2, "3": need}[p[-1]]
+        if current[p] < wanted:
+            Path(p).write_text(str(wanted))
+    return current
+
+
+def restore_neighbour_limits() -> bool:
+    record = names.state_root() / NEIGH_RECORD
+    if not record.exists() or any(p.is_dir() for p in names.state_root().iterdir()):
+        return False
+    for p, value in sorted(json.loads(record.read_text()).items(), key=lambda kv: kv[0][-1]):
+        Path(p).write_text(str(value))  # thresh1 before 2 before 3 keeps them ordered
+    record.unlink()
+    return True
 
 
 def _sysctls(ns) -> None:
