@@ -125,6 +125,11 @@ def _admits(flow: Flow, actor: Actor, interface: str, proto: str, port: int) -> 
     return any(address in ipaddress.ip_network(n) for n in flow.source.networks if ipaddress.ip_network(n).version == address.version)
 
 
+def decide(stack: Stack, actor: Actor, role: str, interface: str, proto: str, port: int) -> tuple[bool, str]:
+    """Whether a flow admits `actor` to hosts of `role` on `interface`, and which (or why not)."""
+    return _decide(stack, actor, role, interface, proto, port)
+
+
 def _decide(stack: Stack, actor: Actor, role: str, interface: str, proto: str, port: int) -> tuple[bool, str]:
     for flow in stack.flows_to(role):
         if _admits(flow, actor, interface, proto, port):
@@ -134,6 +139,7 @@ def _decide(stack: Stack, actor: Actor, role: str, interface: str, proto: str, p
 
 def _input_probes(stack: Stack, sources: Iterable[Actor], ports) -> list[Expectation]:
     out = []
+    decided: dict[tuple, list[tuple[bool, str]]] = {}  # hosts of a role share the answer (linear time)
     for dest in stack.hosts:
         for actor in sources:
             if actor.host == dest.name:
@@ -148,9 +154,11 @@ def _input_probes(stack: Stack, sources: Iterable[Actor], ports) -> list[Expecta
                 address, interface = dest.public_ip, PUBLIC
             if address is None:
                 continue
-            for proto, port in ports:
+            key = (actor.name, dest.role, interface)
+            if key not in decided:
+                decided[key] = [_decide(stack, actor, dest.role, interface, proto, port) for proto, port in ports]
+            for (proto, port), (allowed, because) in zip(ports, decided[key]):
                 probe = Probe(actor, dest.name, address, interface, proto, port)
-                allowed, because = _decide(stack, actor, dest.role, interface, proto, port)
                 out.append(Expectation(probe, allowed, because))
     return out
 

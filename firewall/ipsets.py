@@ -76,7 +76,7 @@ def _command(tokens: list[str], sets: dict[str, dict]) -> None:
         netmask = options.get("netmask")
         if netmask is not None and not netmask.isdigit():
             raise ValueError(f"bad netmask {netmask!r} for set {name}")
-        sets[name] = {"type": kind, "family": family, "members": [], "nomatch": [],
+        sets[name] = {"type": kind, "family": family, "members": {}, "nomatch": {},  # ordered sets
                       "netmask": int(netmask) if netmask else None}
     elif command in ("add", "-A", "a", "del", "-D", "d"):
         if len(args) < 2:
@@ -96,12 +96,11 @@ def _command(tokens: list[str], sets: dict[str, dict]) -> None:
             networks = _hosts(networks)
         bucket = spec["nomatch"] if "nomatch" in flags else spec["members"]
         if command in ("add", "-A", "a"):
-            bucket.extend(n for n in networks if n not in bucket)
+            bucket.update(dict.fromkeys(networks))
         else:
             for network in networks:
                 for group in (spec["members"], spec["nomatch"]):
-                    if network in group:
-                        group.remove(network)
+                    group.pop(network, None)
     elif command in ("flush", "-F", "f", "destroy", "-X", "x"):
         names = args[:1] or list(sets)
         for name in names:
