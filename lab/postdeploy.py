@@ -23,4 +23,9 @@ def run_suite(operator_ns: str, state: Path, suite: Path = SUITE, timeout: float
     start = time.monotonic()
     done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, cwd=suite.parent.parent)
     return {"status": "passed" if done.returncode == 0 else "failed", "seconds": round(time.monotonic() - start, 2),
-            "output": (done.stdout + done.stderr)[-4000:]}
+            "output": _clip(done.stdout + done.stderr)}
+
+
+def _clip(text: str, keep: int = 3000) -> str:
+    """The first and last `keep` characters (the first error and pytest's summary)."""
+    return text if len(text) <= 2 * keep else text[:keep] + "\n[...]\n" + text[-keep:]
