@@ -305,13 +305,17 @@ def set_problems(fleet: Fleet, host: str, name: str, expected: IpSet, live: Rule
     out = []
     for member in sorted(want - have, key=str):
         peer = _peer(fleet, member)
-        out.append(f"{host}: {live_label} ipset {name} lacks {member}{peer}: flows from it to {host} are dropped "
+        out.append(f"{host}: {live_label} ipset {name} lacks {_show(member)}{peer}: flows from it to {host} are dropped "
                    f"(rules: {uses})")
     for member in sorted(have - want, key=str):
         peer = _peer(fleet, member)
-        out.append(f"{host}: {live_label} ipset {name} holds {member}{peer}, not a peer the stack names: it is "
+        out.append(f"{host}: {live_label} ipset {name} holds {_show(member)}{peer}, not a peer the stack names: it is "
                    f"admitted by {uses}")
     return out
+
+
+def _show(member) -> str:
+    return str(member.network_address) if member.num_addresses == 1 else str(member)
 
 
 def _peer(fleet: Fleet, member) -> str:
