@@ -17,6 +17,7 @@ COMMAND_MODULES = (
     "enclave_cli.ssh_config_cmd",
     "enclave_cli.evaluate_cmd",
     "enclave_cli.verify_cmd",
+    "enclave_cli.audit_cmd",
     "enclave_cli.rehearse_cmd",
     "enclave_cli.lab_cmd",
 )
