@@ -124,11 +124,14 @@ class Difference:
         p = e.probe
         if p.kind == "input":
             head = f"{p.dest} {_VERBS.get(o.verdict, o.verdict)} {p.proto}/{p.port} from {p.source.name} on {p.interface}"
+        elif p.kind == "dnat" and o.reached and len(o.steps) > 2:  # forwarded; the receiver decided
+            head = (f"{p.dest} forwards {p.proto}/{p.port} from {p.source.name} on {p.interface} to "
+                    f"{o.reached} (port forward to {p.target})")
+            if not o.accepted:
+                head += f", which {_VERBS.get(o.verdict, o.verdict).replace('accept', 'take')} it"
         elif p.kind == "dnat":
             head = (f"{p.dest} {_FORWARD_VERBS.get(o.verdict, o.verdict)} {p.proto}/{p.port} from "
                     f"{p.source.name} on {p.interface} (port forward to {p.target})")
-            if o.reached:
-                head += f", reaching {o.reached}"
         else:
             head = f"{_gateway_label(p)} {_FORWARD_VERBS.get(o.verdict, o.verdict)} {p.proto}/{p.port} from {p.source.name} to the internet"
         if e.allowed:

@@ -103,7 +103,7 @@ def test_gateway_with_wrong_dnat_target_and_without_nat_table():
     wrong = fw.rules_v4.replace(f"--to-destination {tapeserver}", f"--to-destination {client}")
     report = audit(stack, "gateway-1", wrong, fw.rules_v6, fw.ipsets)
     assert [d.expectation.probe.port for d in report.denies] == [50000, 50100]
-    assert all("reaching client-1" in d.message() for d in report.denies)
+    assert all(" to client-1 (port forward to tapeserver), which drops it" in d.message() for d in report.denies)
     start, end = fw.rules_v4.index("*nat"), fw.rules_v4.index("COMMIT", fw.rules_v4.index("*nat")) + len("COMMIT\n")
     report = audit(stack, "gateway-1", fw.rules_v4[:start] + fw.rules_v4[end:], fw.rules_v6, fw.ipsets)
     verdicts = {(d.expectation.probe.kind, d.outcome.verdict) for d in report.differences}

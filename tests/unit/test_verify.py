@@ -129,7 +129,13 @@ def test_dnat_to_the_wrong_host_is_a_difference(monkeypatch):
     tamper(monkeypatch, edit_v4({"gateway"}, "--to-destination 10.50.0.4", "--to-destination 10.50.0.5", phases=(2,)))
     report = verify_stack(load_stack("amanda"))
     assert {d.kind for d in report.differences} == {"denies"}
-    assert all("reaching client-1" in d.message() for d in report.differences)
+    assert report.differences[0].message() == (
+        "gateway-1 forwards tcp/50000 from net-192.0.2.50/32 on eth0 to client-1 (port forward to tapeserver), "
+        "which drops it, intended by gateway port forward to tapeserver: gateway-1 nat/PREROUTING: "
+        "enclave-prerouting rule 1 (-A enclave-prerouting -s 192.0.2.50/32 -i eth0 -p tcp -m tcp --dport "
+        "50000:50100 -j DNAT --to-destination 10.50.0.5); then gateway-1 filter/FORWARD: enclave-forward rule 4 "
+        "(-A enclave-forward -s 192.0.2.50/32 -i eth0 -o eth1 -p tcp -m tcp --dport 50000:50100 -m conntrack "
+        "--ctstate DNAT -j ACCEPT); then client-1 filter/INPUT: enclave-deny rule 2 (-A enclave-deny -j DROP)")
 
 
 def test_forward_out_needs_forward_and_masquerade(monkeypatch):
