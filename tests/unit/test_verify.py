@@ -17,7 +17,6 @@ from firewall.verify import verify_stack
 from topology.load import available_stacks, load_stack
 
 SSH_RULE = "-A enclave-input -i eth1 -p tcp -m set --match-set enclave-tunnel src -m tcp --dport 22 -j ACCEPT\n"
-DENY_JUMP = "-A enclave-input -j enclave-deny\n"
 
 
 def tamper(monkeypatch, edit) -> None:
