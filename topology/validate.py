@@ -445,7 +445,7 @@ def build_stack_from_config(name: str, config: dict, problems: list[Problem] | N
         lbs = [r for r in built_roles if r.profile == "haproxy"]
         if len(lbs) != 1:
             problems.append(Problem("enclave:load_balancer", "managed mode replaces the one role with profile haproxy; found " + str(len(lbs))))
-        else:
+        elif not any(p.path == "enclave:vpc_cidr" for p in problems):  # needs a valid VPC range
             built_roles, flows = _managed_load_balancer(lbs[0], built_roles, flows, settings.vpc_cidr)
     if problems or settings is None:
         raise ConfigError(problems)

@@ -62,6 +62,14 @@ def _add_role(name: str, role):
     return mutate
 
 
+def _managed_with_vpc(vpc: str):
+    def mutate(doc):
+        doc["config"]["enclave:load_balancer"] = "managed"
+        doc["config"]["enclave:vpc_cidr"] = vpc
+
+    return mutate
+
+
 # (id, mutation, expected key path, expected words in the message)
 CASES = [
     ("typo in a top key", _rename_key("enclave:roles", "enclave:rolez"), "enclave:rolez", "did you mean 'roles'"),
@@ -106,6 +114,7 @@ CASES = [
     ("roles not a mapping", _set("enclave:roles", ["tunnel", "lb"]), "enclave:roles", "must be a non-empty mapping"),
     ("flows not a list", _set("enclave:flows", {"from": "lb"}), "enclave:flows", "must be a list"),
     ("unknown load balancer mode", _set("enclave:load_balancer", "nginx"), "enclave:load_balancer", "must be one of haproxy, managed"),
+    ("managed LB with a broken VPC range", _managed_with_vpc("10.30.0.0/33"), "enclave:vpc_cidr", "is not a CIDR"),
     ("too many hosts for the VPC", _set("enclave:roles/wordpress/count", 300), "enclave:vpc_cidr", "holds 252 hosts, the stack has 304"),
     ("private_only without gateway", _set("enclave:roles/mysql/private_only", True), "enclave:roles.mysql.private_only", "need a gateway role"),
     ("public flow to a private-only role", _add_role("worker", {"count": 1, "profile": "generic", "private_only": True}), "enclave:roles.worker.private_only", "need a gateway role"),
