@@ -12,10 +12,13 @@ import pytest
 
 from lab import names
 from lab.postdeploy import SUITE, counts, suite_argv
-from tests.postdeploy import fleet as F
+
+ROOT = Path(__file__).resolve().parents[2]
+if str(ROOT) not in sys.path:  # tests/lab is not a package: make tests.postdeploy importable
+    sys.path.insert(0, str(ROOT))
+from tests.postdeploy import fleet as F  # noqa: E402
 
 pytestmark = pytest.mark.lab
-ROOT = Path(__file__).resolve().parents[2]
 STACK = "wordpress"
 ENCLAVE = [sys.executable, "-c", "import sys; from enclave_cli.main import main; sys.exit(main())"]
 
