@@ -6,6 +6,7 @@ import json
 import shlex
 import sys
 
+from enclave_cli.inputs import read_text
 from firewall.audit import AuditReport, audit_host, audit_message, host_step
 from firewall.parse import detect_family
 from firewall.ruleset import IPV6, ParseError
@@ -33,11 +34,11 @@ def run(args: argparse.Namespace) -> int:
             known = ", ".join(h.name for h in stack.hosts[:20])
             raise ValueError(f"no host {args.host!r} in stack {stack.name} (hosts: {known}"
                              f"{', ...' if len(stack.hosts) > 20 else ''})")
-        v4 = _read(args.rules)
+        v4 = read_text(args.rules)
         if detect_family(v4) == IPV6:
             raise ValueError(f"{args.rules} looks like ip6tables-save output: pass it as --rules6")
-        v6 = _read(args.rules6) if args.rules6 else None
-        sets = _read(args.ipsets) if args.ipsets else None
+        v6 = read_text(args.rules6) if args.rules6 else None
+        sets = read_text(args.ipsets) if args.ipsets else None
         live = parse_host_rules(f"live {args.host}", v4, v6, sets,
                                 (args.rules, args.rules6 or "", args.ipsets or ""))
     except ParseError as error:
@@ -87,12 +88,3 @@ def _evaluate_command(difference: Difference, host: str, args: argparse.Namespac
         words += ["--table", step.table, "--chain", step.chain]
     words += ["--packet", str(step.packet)]
     return " ".join(shlex.quote(w) for w in words)
-
-
-def _read(path: str) -> str:
-    try:
-        with open(path, encoding="utf-8") as handle:
-            return handle.read()
-    except (OSError, UnicodeDecodeError) as error:
-        reason = error.strerror if isinstance(error, OSError) and error.strerror else str(error)
-        raise ValueError(f"cannot read {path}: {reason}") from None

@@ -5,6 +5,7 @@ import argparse
 import json
 import sys
 
+from enclave_cli.inputs import read_text
 from firewall.evaluate import UNKNOWN, compile_ruleset
 from firewall.ipsets import parse_ipsets
 from firewall.packet import PacketError, parse_packet
@@ -35,10 +36,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     try:
         packet = parse_packet(args.packet)
-        text = _read(args.rules)
+        text = read_text(args.rules)
         ruleset = parse_ruleset(extract_rules_text(text) if args.extract else text,
                                 family=args.family, source=args.rules)
-        ipsets = parse_ipsets(_read(args.ipsets), source=args.ipsets) if args.ipsets else None
+        ipsets = parse_ipsets(read_text(args.ipsets), source=args.ipsets) if args.ipsets else None
         if not ruleset.has_table(args.table):
             raise ValueError(f"{args.rules} has no table {args.table!r}")
         verdict = compile_ruleset(ruleset, ipsets, table=args.table).verdict(packet, args.chain)
@@ -74,12 +75,3 @@ def run(args: argparse.Namespace) -> int:
     for note in verdict.notes:
         print(f"note: {note}")
     return 0
-
-
-def _read(path: str) -> str:
-    try:
-        with open(path, encoding="utf-8") as handle:
-            return handle.read()
-    except (OSError, UnicodeDecodeError) as error:
-        reason = error.strerror if isinstance(error, OSError) and error.strerror else str(error)
-        raise ValueError(f"cannot read {path}: {reason}") from None

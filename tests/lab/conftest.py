@@ -15,9 +15,11 @@ def lab_problem() -> str | None:
     for tool in ("ip", "iptables-restore", "ip6tables-restore", "ipset"):
         if shutil.which(tool) is None:
             return f"lab tests need {tool} (scripts/setup.sh installs it)"
-    probe = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True)
-    if probe.returncode != 0:
-        return f"ip netns does not work: {probe.stderr.strip()}"
+    probe = f"enc-labprobe-{os.getpid()}"
+    done = subprocess.run(["ip", "netns", "add", probe], capture_output=True, text=True)
+    if done.returncode != 0:
+        return f"`ip netns add` does not work: {done.stderr.strip()}"
+    subprocess.run(["ip", "netns", "del", probe], capture_output=True)
     return None
 
 

@@ -15,7 +15,6 @@ import errno
 import itertools
 import os
 import selectors
-import shutil
 import socket
 import subprocess
 import time
@@ -72,20 +71,6 @@ def netns(name: str):
             raise OSError(ctypes.get_errno(), "setns back home")
         os.close(home)
         os.close(there)
-
-
-def _unavailable() -> str | None:
-    if os.geteuid() != 0:
-        return "needs root"
-    for tool in ("ip", "iptables-restore", "iptables-save", "ipset"):
-        if shutil.which(tool) is None:
-            return f"needs {tool}"
-    probe = f"enc-evkq-{PID}"
-    done = subprocess.run(["ip", "netns", "add", probe], capture_output=True, text=True)
-    if done.returncode != 0:
-        return f"`ip netns add` does not work: {done.stderr.strip()}"
-    subprocess.run(["ip", "netns", "del", probe], capture_output=True)
-    return None
 
 
 class Lab:
@@ -216,12 +201,7 @@ def _classify(code: int) -> str:
 
 
 @pytest.fixture(scope="module")
-def lab():
-    problem = _unavailable()
-    if problem:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"lab test cannot run under CI=true: {problem}")
-        pytest.skip(problem)
+def lab(lab_ready):
     bench = Lab()
     try:
         bench.build()

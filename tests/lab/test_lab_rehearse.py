@@ -14,7 +14,6 @@ import pytest
 
 from lab import names, network
 from lab.lab import Lab
-from lab.lab_cmd_support import require_root
 from lab.rehearse import rehearse
 from topology.load import load_stack
 
@@ -22,25 +21,9 @@ pytestmark = pytest.mark.lab
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _usable() -> str | None:
-    problem = require_root()
-    if problem:
-        return problem
-    probe = f"enc-labtest-{os.getpid()}"
-    done = subprocess.run(["ip", "netns", "add", probe], capture_output=True, text=True)
-    if done.returncode != 0:
-        return f"`ip netns add` does not work: {done.stderr.strip()}"
-    subprocess.run(["ip", "netns", "del", probe], capture_output=True)
-    return None
-
-
 @pytest.fixture(scope="module", autouse=True)
-def lab_machine():
-    problem = _usable()
-    if problem:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"lab test cannot run under CI=true: {problem}")
-        pytest.skip(problem)
+def lab_machine(lab_ready):
+    """Every test here needs root and namespaces (tests/lab/conftest.py: fail under CI=true)."""
 
 
 def _assert_clean(stack: str) -> None:
