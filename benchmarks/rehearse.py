@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import tempfile
 from pathlib import Path
@@ -42,7 +43,13 @@ def main() -> int:
     parser.add_argument("--hosts", type=int, default=50)
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
-    runs = [measure(load_stack("wordpress")), measure(load_stack_text(f"wordpress{args.hosts}", variant(args.hosts)))]
+    name = f"wordpress{args.hosts}"
+    with tempfile.TemporaryDirectory() as stacks:
+        # the post-deploy suite (a subprocess) loads the stack by name: give it the variant's file
+        (Path(stacks) / f"Pulumi.{name}.yaml").write_text(variant(args.hosts))
+        (Path(stacks) / "Pulumi.wordpress.yaml").write_text(stack_path("wordpress").read_text())
+        os.environ["ENCLAVE_STACKS_DIR"] = stacks
+        runs = [measure(load_stack("wordpress")), measure(load_stack_text(name, variant(args.hosts)))]
     print(f"{'stack':<13}{'hosts':>6}{'probes':>8}  " + "".join(f"{p:>11}" for p in PHASES) + "   result")
     for r in runs:
         goal = GOALS.get(r["stack"])

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import shlex
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -89,6 +90,12 @@ def pytest_collection_modifyitems(config, items):
         items[:] = kept
 
 
+# Concurrent SSH sessions through the tunnel: below sshd's default MaxStartups (10), beyond which
+# the tunnel starts refusing new unauthenticated connections at random.
+SSH_PARALLEL = 8
+SSH_ATTEMPTS = 3
+
+
 class Fleetside:
     """Per-session access to the hosts: testinfra hosts, facts and reachability, each fetched once
     for every host in parallel on first use."""
@@ -103,7 +110,7 @@ class Fleetside:
         self._rules: dict[tuple[str, str], F.Rules] = {}
 
     def _all(self, job) -> dict:
-        with ThreadPoolExecutor(max_workers=min(16, len(self.hosts))) as pool:
+        with ThreadPoolExecutor(max_workers=min(SSH_PARALLEL, len(self.hosts))) as pool:
             futures = {name: pool.submit(job, name) for name in self.hosts}
         out = {}
         for name, future in futures.items():
@@ -113,8 +120,18 @@ class Fleetside:
                 out[name] = error
         return out
 
+    def _run(self, name: str, command: str):
+        """Run on the host; an SSH-level failure (exit 255: the connection, not the command) is
+        retried, since a busy tunnel's sshd drops some new connections (MaxStartups)."""
+        for attempt in range(SSH_ATTEMPTS):
+            result = self.hosts[name].run(command)
+            if result.exit_status != 255:
+                break
+            time.sleep(0.5 * (attempt + 1))
+        return result
+
     def _gather(self, name: str) -> dict:
-        result = self.hosts[name].run(F.gather_command())
+        result = self._run(name, F.gather_command())
         return F.parse_gather(result.stdout)
 
     def facts(self, name: str) -> dict[str, F.Section]:
@@ -150,7 +167,7 @@ class Fleetside:
             return []
         targets = json.dumps([[a.dest_ip, a.probe.port] for a in mine])
         command = " ".join(shlex.quote(w) for w in ("python3", "-c", F.REACH_SCRIPT, targets, str(F.REACH_TIMEOUT)))
-        result = self.hosts[name].run(command)
+        result = self._run(name, command)
         if result.rc != 0:
             raise RuntimeError(f"reachability script exited {result.rc}: {result.stderr.strip()[-300:]}")
         return list(zip(mine, json.loads(result.stdout)))
