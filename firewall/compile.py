@@ -169,16 +169,19 @@ def _forward_rules(stack: Stack, role: Role, family: int) -> list[str]:
     if family == 4 and role.nat is not None:
         if role.nat.masquerade:
             lines.append(f"-A {chains.FORWARD} -s {stack.vpc_cidr} -i {PRIVATE} -o {PUBLIC} -m conntrack --ctstate NEW -j ACCEPT")
-        for pf in role.nat.port_forwards:
-            for net in pf.source.networks_of(4) or ("0.0.0.0/0",):
-                src = "" if net == "0.0.0.0/0" else f"-s {net} "
-                for group in _port_groups(pf.ports):
-                    lines.append(
-                        f"-A {chains.FORWARD} {src}-i {PUBLIC} -o {PRIVATE} -p {pf.proto} "
-                        f"{_port_match(pf.proto, group)} -m conntrack --ctstate DNAT -j ACCEPT"
-                    )
+        for _, match in _forward_matches(role):
+            lines.append(f"-A {chains.FORWARD} {match.replace(f'-i {PUBLIC} ', f'-i {PUBLIC} -o {PRIVATE} ')} -m conntrack --ctstate DNAT -j ACCEPT")
     lines.append(f"-A {chains.FORWARD} -j {chains.DENY}")
     return lines
+
+
+def _forward_matches(role: Role):
+    """(port forward, match text) for every source network and port group a gateway forwards."""
+    for pf in role.nat.port_forwards:
+        for net in pf.source.networks_of(4) or ("0.0.0.0/0",):
+            src = "" if net == "0.0.0.0/0" else f"-s {net} "
+            for group in _port_groups(pf.ports):
+                yield pf, f"{src}-i {PUBLIC} -p {pf.proto} {_port_match(pf.proto, group)}"
 
 
 def _raw_table(role: Role) -> list[str]:
@@ -209,15 +212,9 @@ def _nat_table(stack: Stack, role: Role, addresses: Mapping[str, str] | None) ->
         f"-A POSTROUTING -j {chains.POSTROUTING}",
     ]
     if addresses is not None:
-        for pf in role.nat.port_forwards:
+        for pf, match in _forward_matches(role):
             target = addresses[stack.hosts_of(pf.to)[0].name]
-            for net in pf.source.networks_of(4) or ("0.0.0.0/0",):
-                src = "" if net == "0.0.0.0/0" else f"-s {net} "
-                for group in _port_groups(pf.ports):
-                    lines.append(
-                        f"-A {chains.PREROUTING} {src}-i {PUBLIC} -p {pf.proto} "
-                        f"{_port_match(pf.proto, group)} -j DNAT --to-destination {target}"
-                    )
+            lines.append(f"-A {chains.PREROUTING} {match} -j DNAT --to-destination {target}")
     if role.nat.masquerade:
         lines.append(f"-A {chains.POSTROUTING} -s {stack.vpc_cidr} -o {PUBLIC} -j MASQUERADE")
     if role.nat.port_forwards:
