@@ -119,6 +119,8 @@ def teardown(stack: str, extra_pids: list[int] | None = None) -> list[str]:
         for entry in names.NETNS_ETC.iterdir():
             if entry.name.startswith(names.prefix(stack)):
                 shutil.rmtree(entry, ignore_errors=True)
+        if not any(names.NETNS_ETC.iterdir()):
+            names.NETNS_ETC.rmdir()  # nothing else uses it: leave /etc as the lab found it
     still = leftovers(stack)
     for ns in still:
         run(["ip", "netns", "del", ns], check=False)
