@@ -17,8 +17,6 @@ def write_tree(out_dir: Path, files: dict[str, str]) -> None:
             path = staging / rel
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(text, encoding="utf-8")
-            if rel.endswith(".sh"):
-                path.chmod(0o755)
         staging.chmod(0o755)
         if out_dir.exists():
             old = out_dir.with_name(f".{out_dir.name}.old.{os.getpid()}")

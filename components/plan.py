@@ -11,7 +11,6 @@ from topology.errors import ConfigError, Problem
 from topology.model import Flow, PortRange, Source, Stack, managed_lb_label, merge_ranges
 
 ANYWHERE = ("0.0.0.0/0", "::/0")
-ALL_PORTS = "1-65535"
 DO_NAME = re.compile(r"[^A-Za-z0-9-]+")
 
 

@@ -13,13 +13,6 @@ HELPERS = "enclave-helpers"  # raw table: CT --helper assignments
 PREROUTING = "enclave-prerouting"  # nat table: DNAT
 POSTROUTING = "enclave-postrouting"  # nat table: masquerade
 
-# built-in chain -> enclave chain it jumps to, per table
-JUMPS = {
-    "filter": (("INPUT", INPUT), ("FORWARD", FORWARD), ("OUTPUT", OUTPUT)),
-    "raw": (("PREROUTING", HELPERS), ("OUTPUT", HELPERS)),
-    "nat": (("PREROUTING", PREROUTING), ("POSTROUTING", POSTROUTING)),
-}
-
 ADMIN_SET = "enclave-admin"
 ADMIN_SET6 = "enclave-admin6"
 
@@ -27,7 +20,3 @@ ADMIN_SET6 = "enclave-admin6"
 def role_set(role: str) -> str:
     """The ipset holding the private addresses of every host of `role`."""
     return f"enclave-{role}"
-
-
-def is_owned(chain: str) -> bool:
-    return chain.startswith("enclave-")

@@ -234,7 +234,7 @@ class Compiler:
         self.phase = phase
         self.all_addresses = private_addresses(stack, private_ips)
         self.addresses = self.all_addresses if phase == 2 else None
-        self.ipsets = IpsetRenderer(stack, private_ips, phase)
+        self.ipsets = IpsetRenderer(stack, self.all_addresses, phase)
         self._bodies: dict[str, tuple[str, str, str]] = {}
         self.memo: dict[str, dict] = {}  # derived per-stack data other renderers share
 

@@ -21,9 +21,8 @@ def private_addresses(stack: Stack, private_ips: Mapping[str, str] | None = None
     return {h.name: given.get(h.name, h.private_ip) for h in stack.hosts}
 
 
-def set_members(stack: Stack, private_ips: Mapping[str, str] | None = None, phase: int = 2) -> dict[str, tuple[str, ...]]:
-    """Set name -> members, for every set any host can reference."""
-    addresses = private_addresses(stack, private_ips)
+def set_members(stack: Stack, addresses: Mapping[str, str], phase: int = 2) -> dict[str, tuple[str, ...]]:
+    """Set name -> members, for every set any host can reference; `addresses` from private_addresses."""
     members: dict[str, tuple[str, ...]] = {}
     for role in stack.roles:
         hosts = stack.hosts_of(role.name)
@@ -48,9 +47,9 @@ def set_block(name: str, members: tuple[str, ...]) -> str:
 class IpsetRenderer:
     """Renders per-host ipset files, each set's block built once per stack (hosts share them)."""
 
-    def __init__(self, stack: Stack, private_ips: Mapping[str, str] | None = None, phase: int = 2):
+    def __init__(self, stack: Stack, addresses: Mapping[str, str], phase: int = 2):
         self.stack = stack
-        self.members = set_members(stack, private_ips, phase)
+        self.members = set_members(stack, addresses, phase)
         self._blocks: dict[str, str] = {}
 
     def for_role(self, role: str) -> str:

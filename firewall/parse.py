@@ -97,11 +97,6 @@ def extract_rules_text(document: str) -> str:
     return "\n".join(kept) + "\n"
 
 
-def tokenize(line: str) -> list[str]:
-    """shlex-split a line, dropping a trailing unquoted `# comment` (hand-written files)."""
-    return shlex.split(strip_comment(line))
-
-
 def strip_comment(line: str) -> str:
     """The line without a trailing unquoted `# comment`, right-stripped."""
     quote = None

@@ -1,7 +1,7 @@
 """Which flows a role's rules admit, and which ipsets they name (pure, from the model)."""
 from __future__ import annotations
 
-from topology.model import PUBLIC, Flow, Stack
+from topology.model import Flow, Stack
 
 from firewall import chains
 
@@ -34,11 +34,3 @@ def referenced_sets(stack: Stack, role: str) -> tuple[str, ...]:
         for flow in outbound(stack, role):
             add(chains.role_set(flow.to))
     return tuple(names)
-
-
-def source_is_set(flow: Flow) -> bool:
-    return flow.source.kind == "role" or flow.source.label == "admin"
-
-
-def is_public(flow: Flow) -> bool:
-    return flow.interface == PUBLIC

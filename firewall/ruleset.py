@@ -5,7 +5,6 @@ carry a `reason`, so the evaluator can answer UNKNOWN where they could decide a 
 """
 from __future__ import annotations
 
-import ipaddress
 from dataclasses import dataclass, field
 
 IPV4 = "ipv4"
@@ -95,10 +94,6 @@ def parse_protocol(text: str) -> int:
     if lowered.isdigit() and int(lowered) <= 255:
         return int(lowered)
     raise ValueError(f"unknown protocol {text!r}")
-
-
-def address_family(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str:
-    return IPV4 if address.version == 4 else IPV6
 
 
 class ParseError(ValueError):

@@ -12,7 +12,6 @@ line; the lab runs it in the host's namespace (so /etc is the host's copy). Lab-
 """
 from __future__ import annotations
 
-import glob
 import os
 import shutil
 from dataclasses import dataclass
@@ -116,11 +115,6 @@ class Nginx:
     def argv(self, ctx: HostContext) -> list[str]:
         rundir = self._run_dir(ctx)
         return ["nginx", "-e", str(rundir / "nginx-error.log"), "-c", f"/etc/nginx/{MAIN_CONF}", "-g", "daemon off;"]
-
-
-def _postgres_bin() -> str | None:
-    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/postgres"))
-    return found[-1] if found else None
 
 
 LAUNCHERS = {launcher.kind: launcher for launcher in (Sshd(), Haproxy(), Nginx())}

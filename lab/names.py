@@ -10,7 +10,6 @@ from pathlib import Path
 
 STATE_ROOT_ENV = "ENCLAVE_LAB_STATE"
 DEFAULT_STATE_ROOT = Path("/run/enclave-lab")  # root-owned: sshd's StrictModes and keys want that
-NETNS_RUN = Path("/run/netns")
 NETNS_ETC = Path("/etc/netns")
 
 

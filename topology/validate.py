@@ -30,6 +30,7 @@ from topology.model import (
     Stack,
     managed_lb_label,
 )
+from topology import schema
 from topology.schema import ENCLAVE_KEYS, FlowConfig, RoleConfig, SettingsConfig
 
 NS = "enclave:"
@@ -46,19 +47,18 @@ def _suggest(word: str, choices) -> str:
     return f" (did you mean '{close[0]}'?)" if close else ""
 
 
-def _pydantic_problems(prefix: str, error: ValidationError) -> list[Problem]:
+def _pydantic_problems(prefix: str, error: ValidationError, model: type[BaseModel]) -> list[Problem]:
     """pydantic errors as `prefix.loc: message`, in enclave's wording."""
     out = []
     for e in error.errors():
-        loc = [str(p) for p in e["loc"] if not str(p).startswith(("function-", "literal[", "list[", "int", "str", "bool", "constrained"))]
+        loc = [str(p) for p in e["loc"] if not _is_union_tag(str(p))]
         loc = [("from" if p == "from_" else p) for p in loc]
         path = prefix
         for part in loc:
             path += f"[{part}]" if part.isdigit() else f".{part}"
         kind, ctx = e["type"], e.get("ctx") or {}
         if kind == "extra_forbidden":
-            model_fields = _fields_at(prefix)
-            msg = "unknown key" + _suggest(loc[-1] if loc else "", model_fields)
+            msg = "unknown key" + _suggest(loc[-1] if loc else "", _fields_along(model, loc[:-1]))
         elif kind == "missing":
             msg = "is required"
         elif kind == "literal_error":
@@ -85,24 +85,48 @@ def _pydantic_problems(prefix: str, error: ValidationError) -> list[Problem]:
 
 _TYPE_WORDS = {"int": "an integer", "string": "a string", "bool": "true or false", "list": "a list", "model": "a mapping", "dict": "a mapping", "float": "a number"}
 
-_FIELDS_BY_PREFIX: dict[str, tuple[str, ...]] = {}
+_SCHEMA_MODELS = frozenset(
+    name for name, obj in vars(schema).items() if isinstance(obj, type) and issubclass(obj, BaseModel)
+)
 
 
-def _fields_at(prefix: str) -> tuple[str, ...]:
-    return _FIELDS_BY_PREFIX.get(prefix, ())
+def _is_union_tag(part: str) -> bool:
+    """pydantic names the union member it tried (`DropLogConfig`, `literal[False]`) inside `loc`."""
+    return part in _SCHEMA_MODELS or part.startswith(("function-", "literal[", "list[", "int", "str", "bool", "constrained"))
+
+
+def _fields_along(model: type[BaseModel], loc: list[str]) -> tuple[str, ...]:
+    """Key names of the (nested) model that `loc` leads to, for "did you mean" suggestions."""
+    for part in loc:
+        if part.isdigit():
+            continue  # a list index: same item model
+        field = model.model_fields.get("from_" if part == "from" else part)
+        nested = _model_in(field.annotation) if field else None
+        if nested is None:
+            return ()
+        model = nested
+    return tuple((f.alias or name) for name, f in model.model_fields.items())
+
+
+def _model_in(annotation) -> type[BaseModel] | None:
+    """The BaseModel inside an annotation such as `NatConfig | None` or `list[FlowConfig]`."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in getattr(annotation, "__args__", ()):
+        found = _model_in(arg)
+        if found is not None:
+            return found
+    return None
 
 
 def _check(model: type[BaseModel], value: Any, path: str, problems: list[Problem]):
-    _FIELDS_BY_PREFIX[path] = tuple(
-        (f.alias or name) for name, f in model.model_fields.items()
-    )
     if not isinstance(value, dict):
         problems.append(Problem(path, "must be a mapping"))
         return None
     try:
         return model.model_validate(value)
     except ValidationError as error:
-        problems.extend(_pydantic_problems(path, error))
+        problems.extend(_pydantic_problems(path, error, model))
         return None
 
 

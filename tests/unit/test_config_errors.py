@@ -62,6 +62,13 @@ def _add_role(name: str, role):
     return mutate
 
 
+def _private_worker_with_public_flow(doc):
+    roles = doc["config"]["enclave:roles"]
+    roles["gateway"] = {"count": 1, "profile": "gateway"}
+    roles["worker"] = {"count": 1, "profile": "generic", "private_only": True}
+    doc["config"]["enclave:flows"].append({"from": "internet", "to": "worker", "proto": "tcp", "ports": 80})
+
+
 def _managed_with_vpc(vpc: str):
     def mutate(doc):
         doc["config"]["enclave:load_balancer"] = "managed"
@@ -117,7 +124,9 @@ CASES = [
     ("managed LB with a broken VPC range", _managed_with_vpc("10.30.0.0/33"), "enclave:vpc_cidr", "is not a CIDR"),
     ("too many hosts for the VPC", _set("enclave:roles/wordpress/count", 300), "enclave:vpc_cidr", "holds 252 hosts, the stack has 304"),
     ("private_only without gateway", _set("enclave:roles/mysql/private_only", True), "enclave:roles.mysql.private_only", "need a gateway role"),
-    ("public flow to a private-only role", _add_role("worker", {"count": 1, "profile": "generic", "private_only": True}), "enclave:roles.worker.private_only", "need a gateway role"),
+    ("public flow to a private-only role", _private_worker_with_public_flow, "enclave:flows[5].to", "role 'worker' is private_only"),
+    ("typo in a nested key", _set("enclave:drop_log", {"rat": "5/min"}), "enclave:drop_log.rat", "did you mean 'rate'"),
+    ("typo in a NAT key", _set("enclave:roles/mysql/nat", {"masqurade": True}), "enclave:roles.mysql.nat.masqurade", "did you mean 'masquerade'"),
 ]
 
 
